@@ -14,6 +14,9 @@
 
 set -euo pipefail
 
+# Build with Debian's own tools (python3, flake8...), not a user's pyenv or venv.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LVF_CACHE=${LVF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/libvirt-vfio}
 BUILD=${LVF_BUILD:-$TOP/build}
