@@ -8,11 +8,12 @@
 #   make build [PKG=..]            build build/PKG incrementally
 #   make setup                     host set-up only (deb-src, build deps)
 #   make demo                      the main job (see README.md)
+#   make bench                     benchmarks (ratios against a same-run baseline)
 
 PKG ?= libvirt
 PKGS ?= $(notdir $(wildcard pins/*))
 
-.PHONY: all check tree export check-series build setup demo clean-tree
+.PHONY: all check tree export check-series build setup demo bench
 all: check
 
 check:
@@ -37,3 +38,6 @@ build:
 
 demo:
 	scripts/demo
+
+bench:
+	scripts/bench
