@@ -106,6 +106,9 @@ tree_in_sync() {
 # passed once with the same build files and compiler need not be proven again.
 stamp_dir() { echo "$TOP/build/.stamps/$PKG"; }
 config_hash() {
-    ( cd "$TOP" && find "$PKG" scripts -path "$PKG/patches" -prune -o -type f -print | LC_ALL=C sort | xargs cat
+    # what decides how a tree is built and tested (not demo, bench...)
+    ( cd "$TOP" && { find "$PKG" -path "$PKG/patches" -prune -o -type f -print
+                     ls scripts/lib.sh scripts/deps scripts/meson-counts scripts/setup-host; } |
+          LC_ALL=C sort | xargs cat
       gcc --version | head -1 ) | sha256sum | cut -c1-16
 }
