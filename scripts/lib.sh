@@ -18,7 +18,7 @@ set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LVF_CACHE=${LVF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/libvirt-vfio}
+LVF_CACHE=${LVF_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/libvirt-vfio}
 BUILD=${LVF_BUILD:-$TOP/build}
 
 export CCACHE_DIR=${CCACHE_DIR:-$LVF_CACHE/ccache}
