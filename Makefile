@@ -2,7 +2,8 @@
 # build, tests and lab. See README.md.
 #
 #   make check          everything: set-up, fetch, tree, build, all tests
-#   make tree [PKG=..] [FORCE=1]   prepare build/PKG (base + series)
+#   make tree [PKG=..] [FORCE=1]   prepare build/PKG (base + series); all
+#                                  packages unless PKG is given
 #   make export [PKG=..]           write build/PKG's commits to PKG/patches
 #   make check-series [PKG=..]     build and test at every patch
 #   make build [PKG=..]            build build/PKG incrementally
@@ -10,8 +11,9 @@
 #   make demo                      the main job (see README.md)
 #   make bench                     benchmarks (ratios against a same-run baseline)
 
-PKG ?= libvirt
 PKGS ?= $(notdir $(wildcard pins/*))
+# PKG=.. on the command line picks one package; otherwise every pinned one
+SEL = $(if $(filter command line,$(origin PKG)),$(PKG),$(PKGS))
 
 .PHONY: all check tree export check-series build setup demo bench
 all: check
@@ -23,18 +25,18 @@ setup:
 	scripts/setup-host $(PKGS)
 
 tree:
-	scripts/setup-host $(PKG)
-	scripts/tree $(PKG) $(if $(FORCE),--force)
+	scripts/setup-host $(SEL)
+	set -e; for p in $(SEL); do scripts/tree $$p $(if $(FORCE),--force); done
 
 export:
-	scripts/export $(PKG)
+	set -e; for p in $(SEL); do scripts/export $$p; done
 
 check-series:
-	scripts/check-series $(if $(filter command line,$(origin PKG)),$(PKG),$(PKGS))
+	scripts/check-series $(SEL)
 
 build:
-	scripts/setup-host $(PKG)
-	scripts/build $(PKG)
+	scripts/setup-host $(SEL)
+	set -e; for p in $(SEL); do scripts/build $$p; done
 
 demo:
 	scripts/demo
