@@ -10,12 +10,13 @@
 #   make setup                     host set-up only (deb-src, build deps)
 #   make demo                      the main job (see README.md)
 #   make bench                     benchmarks (ratios against a same-run baseline)
+#   make lab [TOPOLOGY=f] [SCENARIOS=f]  real-kernel VFIO scenarios in a TCG guest
 
 PKGS ?= $(notdir $(wildcard pins/*))
 # PKG=.. on the command line picks one package; otherwise every pinned one
 SEL = $(if $(filter command line,$(origin PKG)),$(PKG),$(PKGS))
 
-.PHONY: all check tree export check-series build setup demo bench
+.PHONY: all check tree export check-series build setup demo bench lab
 all: check
 
 check:
@@ -43,3 +44,6 @@ demo:
 
 bench:
 	scripts/bench
+
+lab:
+	scripts/lab $(TOPOLOGY) $(SCENARIOS)

@@ -1,0 +1,255 @@
+# Helpers for lab scenarios (sourced in the lab guest by lab/guest/run).
+#
+# A scenario script calls
+#     scenario NAME FUNCTION
+# for each scenario. FUNCTION runs in a subshell; it fails at the first
+# failed expectation (expect_*, or any command with `|| fail ...`). After
+# each scenario every domain is destroyed and undefined, and every PCI device
+# is given back the driver it had when the lab started, so scenarios do not
+# depend on each other.
+
+LOGS=$R/logs
+mkdir -p "$LOGS"
+: > "$R/report"
+PASSED=0
+FAILED=0
+SCENARIO=
+
+# `virsh` is this project's virsh from the build tree, for the scenarios and
+# for any shell they start
+mkdir -p /usr/local/bin
+printf '#!/bin/sh\nexec "%s/run" "%s/tools/virsh" -c qemu:///system "$@"\n' \
+    "$LIBVIRT_BUILD" "$LIBVIRT_BUILD" > /usr/local/bin/virsh
+chmod 755 /usr/local/bin/virsh
+virsh() { /usr/local/bin/virsh "$@"; }
+
+log() { printf '%s\n' "$*" >&2; }
+fail() { log "FAILED: $*"; exit 1; }
+
+# expect_eq ACTUAL EXPECTED WHAT
+expect_eq() {
+    [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+    log "ok: $3 = '$2'"
+}
+# expect_match TEXT REGEX WHAT
+expect_match() {
+    printf '%s' "$1" | grep -qE -- "$2" || fail "$3: '$1' does not match /$2/"
+    log "ok: $3 matches /$2/"
+}
+expect_nomatch() {
+    ! printf '%s' "$1" | grep -qE -- "$2" || fail "$3: '$1' matches /$2/"
+    log "ok: $3 does not match /$2/"
+}
+
+# --- narration (make demo) -----------------------------------------------------
+
+NARRATION=$R/narration
+step() { printf '\n\033[1m## %s\033[0m\n' "$*" >> "$NARRATION"; }
+note() { printf '%s\n' "$*" | fold -s -w 76 | sed 's/^/   /' >> "$NARRATION"; }
+# show CMD...: run a command for the reader: the command, then its output
+show() {
+    local rc
+    printf '\n   $ %s\n' "$*" >> "$NARRATION"
+    "$@" > /tmp/show.out 2>&1
+    rc=$?
+    sed 's/^/   /' /tmp/show.out | tee -a "$NARRATION" >&2
+    return "$rc"
+}
+
+# --- host PCI devices --------------------------------------------------------
+
+# dev_find VENDOR DEVICE [N]: the Nth (from 1) device with these IDs
+dev_find() {
+    local n=${3:-1} d i=0
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat "$d/vendor")" = "0x$1" ] && [ "$(cat "$d/device")" = "0x$2" ] || continue
+        i=$((i + 1))
+        [ "$i" = "$n" ] && { basename "$d"; return 0; }
+    done
+    return 1
+}
+dev_driver() {
+    local l
+    l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) || { echo none; return; }
+    basename "$l"
+}
+dev_group() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
+dev_group_members() { ls "/sys/kernel/iommu_groups/$(dev_group "$1")/devices"; }
+
+# dev_bind BDF DRIVER: what an administrator would do by hand
+dev_bind() {
+    local d=/sys/bus/pci/devices/$1
+    [ -e "$d/driver" ] && echo "$1" > "$d/driver/unbind"
+    echo "$2" > "$d/driver_override"
+    echo "$1" > /sys/bus/pci/drivers_probe
+    echo > "$d/driver_override"
+}
+
+# the drivers every device had when the lab started
+declare -A INITIAL_DRIVER
+lab_record_drivers() {
+    local d
+    for d in /sys/bus/pci/devices/*; do
+        INITIAL_DRIVER[$(basename "$d")]=$(dev_driver "$(basename "$d")")
+    done
+}
+# devices whose driver is not the one they started with
+lab_changed_drivers() {
+    local b
+    for b in "${!INITIAL_DRIVER[@]}"; do
+        [ "$(dev_driver "$b")" = "${INITIAL_DRIVER[$b]}" ] || echo "$b:$(dev_driver "$b")!=${INITIAL_DRIVER[$b]}"
+    done
+}
+lab_restore_drivers() {
+    local b want d
+    for b in "${!INITIAL_DRIVER[@]}"; do
+        want=${INITIAL_DRIVER[$b]}
+        [ "$(dev_driver "$b")" = "$want" ] && continue
+        d=/sys/bus/pci/devices/$b
+        [ -e "$d/driver" ] && echo "$b" > "$d/driver/unbind"
+        if [ "$want" != none ]; then
+            echo "$want" > "$d/driver_override"
+            echo "$b" > /sys/bus/pci/drivers_probe
+            echo > "$d/driver_override"
+        fi
+    done
+}
+
+# --- daemons -------------------------------------------------------------------
+
+lab_start_virtqemud() {
+    LIBVIRT_LOG_FILTERS="1:qemu.qemu_process 1:qemu.qemu_vfio 1:qemu.qemu_hotplug 1:util.vfio 1:security 1:hypervisor 3:*" \
+    LIBVIRT_LOG_OUTPUTS="1:file:$LOGS/virtqemud-debug.log" \
+    "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virtqemud" >> "$LOGS/virtqemud.log" 2>&1 &
+    VIRTQEMUD_PID=$!
+    local i
+    for i in $(seq 1 300); do
+        [ -S /run/libvirt/virtqemud-sock ] && virsh version >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    fail "virtqemud did not start (see logs/virtqemud.log)"
+}
+lab_stop_virtqemud() {
+    [ -n "${VIRTQEMUD_PID:-}" ] || return 0
+    kill "$VIRTQEMUD_PID" 2>/dev/null
+    wait "$VIRTQEMUD_PID" 2>/dev/null
+    VIRTQEMUD_PID=
+    rm -f /run/libvirt/virtqemud-sock /run/libvirt/virtqemud.pid
+}
+# restart_virtqemud: as an upgrade or a crash would, with guests running
+restart_virtqemud() {
+    lab_stop_virtqemud
+    lab_start_virtqemud
+}
+virtqemud_pid() { cat /run/libvirt/virtqemud.pid 2>/dev/null || echo "$VIRTQEMUD_PID"; }
+# VFIO files the daemon holds (there must be none once a command returned)
+virtqemud_vfio_fds() {
+    ls -l "/proc/$(virtqemud_pid)/fd" 2>/dev/null | grep -c ' /dev/vfio/' || true
+}
+
+# --- domains --------------------------------------------------------------------
+
+# hostdev_xml BDF [ATTRS] [DRIVER_ATTRS]: a PCI <hostdev>
+hostdev_xml() {
+    local bdf=$1 attrs=${2:-"managed='yes'"} drv=${3:-}
+    local dom=${bdf%%:*} rest=${bdf#*:}
+    local bus=${rest%%:*} slot=${rest#*:}; slot=${slot%%.*}
+    local fn=${bdf##*.}
+    printf "<hostdev mode='subsystem' type='pci' %s><driver name='vfio'%s/><source><address domain='0x%s' bus='0x%s' slot='0x%s' function='0x%s'/></source></hostdev>\n" \
+        "$attrs" "${drv:+ $drv}" "$dom" "$bus" "$slot" "$fn"
+}
+# domain_xml NAME EMULATOR [EXTRA_DEVICE_XML...]: a small q35 guest that
+# boots nothing (the devices are realized all the same)
+# LAB_QEMU_ARGS: extra QEMU arguments (<qemu:commandline>)
+domain_xml() {
+    local name=$1 emu=$2 a qargs=; shift 2
+    for a in ${LAB_QEMU_ARGS:-}; do
+        qargs+="<qemu:arg value='$a'/>"
+    done
+    cat <<XML
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>$name</name>
+  <memory unit='MiB'>${LAB_GUEST_MIB:-64}</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <emulator>$emu</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+    $*
+  </devices>
+  ${qargs:+<qemu:commandline>$qargs</qemu:commandline>}
+</domain>
+XML
+}
+# define_start NAME EMULATOR [DEVICES...]: prints virsh's output; status as virsh's
+define_start() {
+    local name=$1
+    domain_xml "$@" > "/tmp/$name.xml"
+    virsh define "/tmp/$name.xml" >/dev/null || return 1
+    virsh start "$name" 2>&1
+}
+qemu_pid() { cat "/run/libvirt/qemu/$1.pid"; }
+qemu_cmdline() { tr '\0' ' ' < "/proc/$(qemu_pid "$1")/cmdline"; }
+qmp() { virsh qemu-monitor-command "$1" "$2"; }
+# guest_pci DOM: "vendor:device" of every PCI device QEMU shows the guest
+guest_pci() {
+    qmp "$1" '{"execute":"query-pci"}' | python3 -c '
+import json, sys
+def walk(devs):
+    for d in devs:
+        print("%04x:%04x" % (d["id"]["vendor"], d["id"]["device"]))
+        if "pci_bridge" in d and "devices" in d["pci_bridge"]:
+            walk(d["pci_bridge"]["devices"])
+for bus in json.load(sys.stdin)["return"]:
+    walk(bus["devices"])'
+}
+# qom_objects DOM: ids of the user-created objects in QEMU
+qom_objects() {
+    qmp "$1" '{"execute":"qom-list","arguments":{"path":"/objects"}}' |
+        python3 -c 'import json, sys; print("\n".join(sorted(p["name"] for p in json.load(sys.stdin)["return"] if p["type"].startswith("child<"))))'
+}
+lab_cleanup_domains() {
+    local d
+    for d in $(virsh list --all --name 2>/dev/null); do
+        virsh destroy "$d" >/dev/null 2>&1
+        virsh undefine "$d" >/dev/null 2>&1
+    done
+}
+
+# --- running ----------------------------------------------------------------------
+
+scenario() {
+    local name=$1 func=$2 rc start
+    SCENARIO=$name
+    start=$(date +%s)
+    log "=== $name"
+    ( set -o pipefail; "$func" ) > "$LOGS/$func.log" 2>&1
+    rc=$?
+    cp /var/log/libvirt/qemu/*.log "$LOGS/" 2>/dev/null
+    lab_cleanup_domains
+    lab_restore_drivers
+    if [ "$rc" = 0 ]; then
+        PASSED=$((PASSED + 1))
+        printf 'PASS: lab: %s (%ss)\n' "$name" "$(( $(date +%s) - start ))" >> "$R/report"
+    else
+        FAILED=$((FAILED + 1))
+        printf 'FAIL: lab: %s (%ss)\n' "$name" "$(( $(date +%s) - start ))" >> "$R/report"
+        grep -E '^FAILED:' "$LOGS/$func.log" | head -3 | sed 's/^/      /' >> "$R/report"
+        printf '      log: build/lab/results/logs/%s.log\n' "$func" >> "$R/report"
+    fi
+}
+
+lab_start() {
+    lab_record_drivers
+    mkdir -p "$LOGS"
+    "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virtlogd" > "$LOGS/virtlogd.log" 2>&1 &
+    VIRTLOGD_PID=$!
+    lab_start_virtqemud
+}
+
+lab_finish() {
+    lab_stop_virtqemud
+    kill "$VIRTLOGD_PID" 2>/dev/null
+    echo "$PASSED $FAILED 0" > "$R/summary"
+}

@@ -1,0 +1,221 @@
+# The lab's default scenarios (run in the lab guest by lab/guest/run, with
+# the helpers of lab/guest/lib.sh). Needs the default topology's devices:
+# two lone e1000e (8086:10d3), an e1000 (8086:100e) sharing its group with
+# an xHCI controller (1b36:000d), and an rtl8139 (10ec:8139) and i6300esb
+# (8086:25ab) behind a PCIe-to-PCI bridge.
+
+QEMU=$LAB_QEMU              # this project's QEMU (vfio-container/vfio-group)
+STOCK=$LAB_STOCK_QEMU       # Debian's QEMU 7.2
+
+LONE=$(dev_find 8086 10d3 1)
+LONE2=$(dev_find 8086 10d3 2)
+MF=$(dev_find 8086 100e)
+MATE=$(dev_find 1b36 000d)
+BR_A=$(dev_find 10ec 8139)
+BR_B=$(dev_find 8086 25ab)
+log "devices: lone $LONE, lone2 $LONE2, multifunction $MF + $MATE, behind bridge $BR_A $BR_B"
+
+# in_guest DOM VENDOR:DEVICE [COUNT]: QEMU shows the guest COUNT such devices
+in_guest() {
+    local n
+    n=$(guest_pci "$1" | grep -c "^$2$" || true)
+    expect_eq "$n" "${3:-1}" "devices $2 in the guest (QMP query-pci)"
+}
+
+s_lone_managed() {
+    expect_eq "$(dev_driver "$LONE")" e1000e "driver of $LONE before"
+    define_start lone "$QEMU" "$(hostdev_xml "$LONE")" || fail "virsh start failed"
+    in_guest lone 8086:10d3
+    expect_match "$(dev_driver "$LONE")" '^(vfio-pci|lvf_vfio_pci)$' "driver of $LONE while assigned"
+    virsh destroy lone || fail "virsh destroy failed"
+    expect_eq "$(dev_driver "$LONE")" e1000e "driver of $LONE after destroy"
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+}
+scenario "managed='yes': a lone device is assigned and given back" s_lone_managed
+
+s_variant() {
+    define_start auto "$QEMU" "$(hostdev_xml "$LONE")" || fail "virsh start failed"
+    expect_eq "$(dev_driver "$LONE")" lvf_vfio_pci "driver picked from modules.alias"
+    in_guest auto 8086:10d3
+    virsh destroy auto
+    virsh undefine auto
+    define_start forced "$QEMU" "$(hostdev_xml "$LONE" "managed='yes'" "model='vfio-pci'")" ||
+        fail "virsh start failed"
+    expect_eq "$(dev_driver "$LONE")" vfio-pci "driver with <driver model='vfio-pci'/>"
+    in_guest forced 8086:10d3
+    virsh dumpxml forced | grep -q "model='vfio-pci'" || fail "model not kept in the XML"
+    virsh destroy forced
+    expect_eq "$(dev_driver "$LONE")" e1000e "driver after destroy"
+}
+scenario "managed='yes' picks the variant driver; model='vfio-pci' overrides it" s_variant
+
+s_unmanaged() {
+    modprobe lvf_vfio_pci || fail "cannot load lvf_vfio_pci"
+    dev_bind "$LONE2" lvf_vfio_pci
+    expect_eq "$(dev_driver "$LONE2")" lvf_vfio_pci "driver bound by hand"
+    define_start unmanaged "$QEMU" "$(hostdev_xml "$LONE2" "managed='no'")" ||
+        fail "managed='no' with a variant-bound device was refused"
+    in_guest unmanaged 8086:10d3
+    virsh destroy unmanaged
+    expect_eq "$(dev_driver "$LONE2")" lvf_vfio_pci "driver after destroy (managed='no' leaves it)"
+    virsh undefine unmanaged
+    dev_bind "$LONE2" e1000e
+    local out
+    out=$(define_start unmanaged2 "$QEMU" "$(hostdev_xml "$LONE2" "managed='no'")") &&
+        fail "managed='no' with a device on e1000e was accepted"
+    log "$out"
+    expect_match "$out" "Unmanaged PCI device $LONE2 must be manually detached from the host: it is bound to 'e1000e'" "error"
+    expect_eq "$(virsh domstate unmanaged2)" "shut off" "domain state"
+}
+scenario "managed='no': variant-bound device accepted, host-bound device refused" s_unmanaged
+
+s_group_mate() {
+    local out group
+    group=$(dev_group "$MF")
+    expect_eq "$(dev_driver "$MATE")" xhci_hcd "driver of the group mate"
+    out=$(define_start mate "$QEMU" "$(hostdev_xml "$MF")") &&
+        fail "a device whose group mate is on a host driver was started"
+    log "$out"
+    expect_match "$out" "IOMMU group $group is not viable: device $MATE is bound to host driver 'xhci_hcd'" \
+        "libvirt's error"
+    expect_nomatch "$out" "qemu-system|is not viable\\.$|Please ensure" "the error does not come from QEMU"
+    expect_eq "$(lab_changed_drivers | tr '\n' ' ')" "" "devices whose driver changed"
+    expect_eq "$(virsh domstate mate)" "shut off" "domain state"
+}
+scenario "group mate on its host driver: libvirt's error, nothing changed" s_group_mate
+
+s_group_claim() {
+    define_start claim "$QEMU" "$(hostdev_xml "$MF" "managed='yes' managedGroup='yes'")" ||
+        fail "virsh start failed"
+    in_guest claim 8086:100e
+    in_guest claim 1b36:000d 0
+    expect_eq "$(dev_driver "$MATE")" vfio-pci "claimed mate while the guest runs"
+    virsh destroy claim
+    expect_eq "$(dev_driver "$MATE")" xhci_hcd "mate after destroy"
+    expect_eq "$(dev_driver "$MF")" e1000 "device after destroy"
+}
+scenario "managedGroup='yes' claims the group and gives it back" s_group_claim
+
+s_bridge_group() {
+    expect_eq "$(dev_group "$BR_A")" "$(dev_group "$BR_B")" "one IOMMU group behind the bridge"
+    define_start bridge "$QEMU" "$(hostdev_xml "$BR_A")" "$(hostdev_xml "$BR_B")" ||
+        fail "virsh start failed"
+    in_guest bridge 10ec:8139
+    in_guest bridge 8086:25ab
+    virsh destroy bridge
+    expect_eq "$(lab_changed_drivers | tr '\n' ' ')" "" "devices whose driver changed"
+}
+scenario "a group behind a PCIe-to-PCI bridge is assigned whole" s_bridge_group
+
+# devices.list of QEMU's devices cgroup (v1), or nothing
+qemu_devices_list() {
+    local path
+    path=$(awk -F: '$2 == "devices" {print $3}' "/proc/$(qemu_pid "$1")/cgroup")
+    [ -n "$path" ] && cat "/sys/fs/cgroup/devices$path/devices.list" 2>/dev/null
+}
+# the "c MAJ:MIN" of a device node
+node_id() { printf 'c %d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
+
+s_fd_passing() {
+    local pid grp grp2 cmd objs list
+    # the nested guest runs no OS: with native PCIe hot-plug (not ACPI's)
+    # QEMU unplugs from a slot the guest never powered on without asking it
+    LAB_QEMU_ARGS="-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
+    grp=$(dev_group "$LONE")
+    grp2=$(dev_group "$LONE2")
+    define_start fdpass "$QEMU" "$(hostdev_xml "$LONE")" || fail "virsh start failed"
+    pid=$(qemu_pid fdpass)
+    cmd=$(qemu_cmdline fdpass)
+    log "QEMU command line: $cmd"
+    expect_match "$cmd" '"qom-type":"vfio-container","id":"vfio-ct0","fd":"[0-9]+"' "container object"
+    expect_match "$cmd" "\"qom-type\":\"vfio-group\",\"id\":\"vfio-grp$grp\",\"fd\":\"[0-9]+\",\"container\":\"vfio-ct0\"" "group object"
+    expect_match "$cmd" "\"host\":\"$LONE\",\"group\":\"vfio-grp$grp\"" "vfio-pci device"
+    in_guest fdpass 8086:10d3
+    expect_eq "$(ps -o user= -p "$pid")" libvirt-qemu "QEMU's user"
+    expect_eq "$(stat -c '%U:%G %a' "/dev/vfio/$grp")" "root:root 600" "/dev/vfio/$grp"
+    expect_eq "$(nsenter -t "$pid" -m -- sh -c 'ls -d /dev/vfio 2>/dev/null || echo absent')" absent \
+        "/dev/vfio in QEMU's mount namespace"
+    expect_match "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp$" "QEMU holds /dev/vfio/$grp"
+    expect_match "$(ls -l "/proc/$pid/fd")" " /dev/vfio/vfio$" "QEMU holds /dev/vfio/vfio"
+    list=$(qemu_devices_list fdpass)
+    if [ -n "$list" ]; then
+        expect_nomatch "$list" "^$(node_id "/dev/vfio/$grp") |^$(node_id /dev/vfio/vfio) " \
+            "QEMU's devices cgroup"
+    else
+        log "note: no devices cgroup for QEMU (not checked)"
+    fi
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+
+    # hot-plug a device of another group, across a daemon restart
+    restart_virtqemud
+    hostdev_xml "$LONE2" > /tmp/lone2.xml
+    virsh attach-device fdpass /tmp/lone2.xml --live || fail "attach-device failed"
+    in_guest fdpass 8086:10d3 2
+    objs=$(qom_objects fdpass | tr '\n' ' ')
+    expect_match "$objs" "vfio-grp$grp2 " "QEMU objects after hot-plug"
+    expect_match "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp2$" "QEMU holds /dev/vfio/$grp2"
+    expect_eq "$(stat -c '%U:%G %a' "/dev/vfio/$grp2")" "root:root 600" "/dev/vfio/$grp2"
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+
+    restart_virtqemud
+    virsh detach-device fdpass /tmp/lone2.xml --live || fail "detach-device failed"
+    for _ in $(seq 1 60); do
+        guest_pci fdpass | grep -c '^8086:10d3$' | grep -qx 1 && break
+        sleep 1
+    done
+    in_guest fdpass 8086:10d3 1
+    objs=$(qom_objects fdpass | tr '\n' ' ')
+    expect_nomatch "$objs" "vfio-grp$grp2 " "QEMU objects after unplug"
+    expect_match "$objs" "vfio-grp$grp vfio-ct0 |vfio-ct0 .*vfio-grp$grp " "objects of the remaining device"
+    expect_nomatch "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp2$" "QEMU's files after unplug"
+    expect_eq "$(dev_driver "$LONE2")" e1000e "driver of the unplugged device"
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+
+    virsh destroy fdpass
+    expect_eq "$(lab_changed_drivers | tr '\n' ' ')" "" "devices whose driver changed"
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+}
+scenario "fd passing: QEMU without /dev/vfio; hot-plug/unplug across daemon restarts" s_fd_passing
+
+s_legacy() {
+    local pid grp cmd list
+    grp=$(dev_group "$LONE")
+    define_start legacy "$STOCK" "$(hostdev_xml "$LONE")" || fail "virsh start failed"
+    pid=$(qemu_pid legacy)
+    cmd=$(qemu_cmdline legacy)
+    log "QEMU command line: $cmd"
+    expect_nomatch "$cmd" 'vfio-container|vfio-group' "no fd objects with Debian's QEMU"
+    expect_match "$cmd" "\"host\":\"$LONE\"" "vfio-pci device"
+    in_guest legacy 8086:10d3
+    expect_eq "$(nsenter -t "$pid" -m -- stat -c '%U' "/dev/vfio/$grp")" libvirt-qemu \
+        "owner of /dev/vfio/$grp in QEMU's mount namespace"
+    list=$(qemu_devices_list legacy)
+    [ -z "$list" ] || expect_match "$list" "^$(node_id "/dev/vfio/$grp") rw" "QEMU's devices cgroup"
+    virsh destroy legacy
+    expect_eq "$(dev_driver "$LONE")" e1000e "driver after destroy"
+}
+scenario "Debian's QEMU: the legacy path still works" s_legacy
+
+s_memlock() {
+    local pid lck ram v
+    ram=$(( ${LAB_GUEST_MIB:-64} * 1024 ))
+    define_start memlock "$QEMU" "$(hostdev_xml "$LONE")" "$(hostdev_xml "$LONE2")" ||
+        fail "virsh start failed"
+    pid=$(qemu_pid memlock)
+    in_guest memlock 8086:10d3 2
+    expect_match "$(qemu_cmdline memlock)" 'vfio-grp[0-9]+.*vfio-grp[0-9]+' "two group objects"
+    expect_eq "$(qemu_cmdline memlock | grep -o '"qom-type":"vfio-container"' | wc -l)" 1 "containers"
+    # the guest's firmware remaps memory while it runs (QEMU unmaps and
+    # maps again): the most seen over a few seconds is what stays pinned
+    lck=0
+    for _ in $(seq 1 10); do
+        v=$(awk '/^VmLck/ {print $2}' "/proc/$pid/status")
+        [ "$v" -gt "$lck" ] && lck=$v
+        sleep 1
+    done
+    log "VmLck ${lck} kB with two groups, guest RAM ${ram} kB"
+    echo "vmlck_two_groups_kib=$lck guest_ram_kib=$ram" >> "$R/figures"
+    [ "$lck" -ge "$ram" ] || fail "VmLck $lck kB < guest RAM $ram kB: guest RAM is not pinned"
+    [ "$lck" -lt $(( ram * 3 / 2 )) ] || fail "VmLck $lck kB: guest RAM pinned more than once"
+}
+scenario "locked memory: two groups, one container, guest RAM pinned once" s_memlock
