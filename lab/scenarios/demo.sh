@@ -94,11 +94,12 @@ d_group() {
     expect_match "$out" "IOMMU group [0-9]+ is not viable: device $MATE is bound to host driver 'xhci_hcd'" "error"
     show driver_of "$MATE"
     note "With managedGroup='yes' libvirt takes the whole group while the guest runs, and gives it back:"
-    domain_xml mate "$QEMU" "$(hostdev_xml "$MF" "managed='yes' managedGroup='yes'")" > /tmp/mate.xml
-    show virsh define /tmp/mate.xml
-    show virsh start mate || fail "virsh start failed"
+    domain_xml claim "$QEMU" "$(hostdev_xml "$MF" "managed='yes' managedGroup='yes'")" > /tmp/claim.xml
+    show grep -o '<hostdev[^>]*>' /tmp/claim.xml
+    show virsh define /tmp/claim.xml
+    show virsh start claim || fail "virsh start failed"
     show driver_of "$MATE"
-    show virsh destroy mate
+    show virsh destroy claim
     show driver_of "$MATE"
     expect_eq "$(dev_driver "$MATE")" xhci_hcd "mate after destroy"
 }
