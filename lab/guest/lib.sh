@@ -46,6 +46,15 @@ expect_nomatch() {
 NARRATION=$R/narration
 step() { printf '\n\033[1m## %s\033[0m\n' "$*" >> "$NARRATION"; }
 note() { printf '%s\n' "$*" | fold -s -w 76 | sed 's/^/   /' >> "$NARRATION"; }
+# showsh 'SHELL COMMAND': the same for a shell command line, shown as written
+showsh() {
+    local rc
+    printf '\n   $ %s\n' "$1" >> "$NARRATION"
+    bash -c "$1" > /tmp/show.out 2>&1
+    rc=$?
+    sed 's/^/   /' /tmp/show.out | tee -a "$NARRATION" >&2
+    return "$rc"
+}
 # show CMD...: run a command for the reader: the command, then its output
 show() {
     local rc

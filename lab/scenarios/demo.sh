@@ -16,9 +16,10 @@ driver_of() { echo "$1 is bound to $(dev_driver "$1")"; }
 d_machine() {
     step "The lab machine"
     note "A TCG guest booted from Debian bookworm's kernel $(uname -r) with an emulated Intel VT-d IOMMU, so it has real IOMMU groups, real drivers and the kernel's real VFIO. It runs this project's virtqemud and virsh from build/libvirt, and this project's QEMU from build/qemu, nested."
-    show sh -c "dmesg | grep -E 'DMAR: IOMMU enabled|Default domain type' | sed 's/^\\[[^]]*\\] //'"
+    showsh "dmesg | grep -E 'DMAR: IOMMU enabled|Default domain type'"
     note "Its PCI devices, IOMMU groups and drivers:"
-    show sh -c "for d in /sys/bus/pci/devices/*; do printf '%s group %-3s %s\\n' \"\${d##*/}\" \"\$(basename \$(readlink \$d/iommu_group))\" \"\$(basename \"\$(readlink \$d/driver)\" 2>/dev/null)\"; done | grep -v ' group [0-7] '"
+    local cmd='for g in GROUPS; do for d in /sys/kernel/iommu_groups/$g/devices/*; do echo "group $g: ${d##*/} $(cat $d/vendor):$(cat $d/device) driver: $(basename "$(readlink $d/driver)" 2>/dev/null)"; done; done'
+    showsh "${cmd/GROUPS/$(dev_group "$LONE") $(dev_group "$LONE2") $(dev_group "$MF") $(dev_group "$BR_A")}"
     note "A VFIO variant driver built for this kernel (lab/module) announces itself to depmod with a vfio_pci: alias, as mlx5_vfio_pci or nvgrace_gpu_vfio_pci do on other kernels:"
     show grep '^alias vfio_pci:' "/lib/modules/$(uname -r)/modules.alias"
 }
@@ -47,15 +48,15 @@ d_fd_passing() {
     grp=$(dev_group "$LONE")
     note "libvirt opened /dev/vfio/vfio and /dev/vfio/$grp itself and passed them to QEMU (fd=...). The QEMU command line:"
     cmd=$(qemu_cmdline tour)
-    show sh -c "tr '\\0' '\\n' < /proc/$pid/cmdline | grep -E 'vfio'"
+    showsh "tr '\\0' '\\n' < /proc/$pid/cmdline | grep vfio"
     expect_match "$cmd" '"qom-type":"vfio-group"' "group object"
     note "QEMU runs as an unprivileged user, has no /dev/vfio in its mount namespace, and /dev/vfio/$grp is still root's; yet it holds the files:"
     show ps -o user=,pid=,comm= -p "$pid"
     show nsenter -t "$pid" -m -- ls /dev/vfio
     show stat -c '%n %U:%G %a' "/dev/vfio/$grp"
-    show sh -c "ls -l /proc/$pid/fd | grep -o '/dev/vfio/.*'"
+    showsh "ls -l /proc/$pid/fd | grep -o '/dev/vfio/.*'"
     note "And the guest sees the NIC (QMP query-pci through virsh):"
-    show sh -c "virsh qemu-monitor-command tour '{\"execute\":\"query-pci\"}' | python3 -c 'import json,sys; [print(\"bus\", b[\"bus\"], \"%04x:%04x\" % (d[\"id\"][\"vendor\"], d[\"id\"][\"device\"]), d[\"qdev_id\"]) for b in json.load(sys.stdin)[\"return\"] for d in b[\"devices\"] if d[\"qdev_id\"].startswith(\"hostdev\")]'"
+    showsh "virsh qemu-monitor-command tour --hmp 'info pci' | grep -B1 -A1 hostdev"
     in_guest_n=$(guest_pci tour | grep -c '^8086:10d3$')
     expect_eq "$in_guest_n" 1 "NIC in the guest"
 
@@ -66,7 +67,7 @@ d_fd_passing() {
     hostdev_xml "$LONE2" > /tmp/lone2.xml
     show virsh attach-device tour /tmp/lone2.xml --live || fail "attach-device failed"
     note "QEMU got a new vfio-group object for the second device's group, in the same container:"
-    show sh -c "virsh qemu-monitor-command tour --hmp 'info qom-tree /objects' | grep vfio"
+    showsh "virsh qemu-monitor-command tour --hmp 'info qom-tree /objects' | grep vfio"
     restart_virtqemud
     show virsh detach-device tour /tmp/lone2.xml --live || fail "detach-device failed"
     for _ in $(seq 1 60); do
@@ -74,10 +75,10 @@ d_fd_passing() {
         sleep 1
     done
     note "Its group object is gone, the device is back on its host driver, and the daemon holds no VFIO file:"
-    show sh -c "virsh qemu-monitor-command tour --hmp 'info qom-tree /objects' | grep vfio"
+    showsh "virsh qemu-monitor-command tour --hmp 'info qom-tree /objects' | grep vfio"
     show driver_of "$LONE2"
     expect_eq "$(dev_driver "$LONE2")" e1000e "driver after unplug"
-    show sh -c "ls -l /proc/$(virtqemud_pid)/fd | grep -c /dev/vfio || true"
+    showsh "ls -l /proc/$(virtqemud_pid)/fd | grep -c /dev/vfio"
     show virsh destroy tour
     show driver_of "$LONE"
 }
@@ -125,7 +126,7 @@ d_legacy() {
     show virsh define /tmp/legacy.xml
     show virsh start legacy || fail "virsh start failed"
     pid=$(qemu_pid legacy)
-    show sh -c "tr '\\0' '\\n' < /proc/$pid/cmdline | grep -E 'vfio'"
+    showsh "tr '\\0' '\\n' < /proc/$pid/cmdline | grep vfio"
     show nsenter -t "$pid" -m -- ls -l /dev/vfio
     expect_nomatch "$(qemu_cmdline legacy)" 'vfio-group' "legacy command line"
     show virsh destroy legacy
