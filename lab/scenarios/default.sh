@@ -117,7 +117,7 @@ qemu_devices_list() {
 node_id() { printf 'c %d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 
 s_fd_passing() {
-    local pid grp grp2 cmd objs list
+    local pid grp grp2 cmd objs list out
     # the nested guest runs no OS: with native PCIe hot-plug (not ACPI's)
     # QEMU unplugs from a slot the guest never powered on without asking it
     LAB_QEMU_ARGS="-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
@@ -156,6 +156,11 @@ s_fd_passing() {
     expect_match "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp2$" "QEMU holds /dev/vfio/$grp2"
     expect_eq "$(stat -c '%U:%G %a' "/dev/vfio/$grp2")" "root:root 600" "/dev/vfio/$grp2"
     expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+    # QEMU refuses to drop objects a device uses
+    out=$(qmp fdpass "{\"execute\":\"object-del\",\"arguments\":{\"id\":\"vfio-grp$grp2\"}}" 2>&1)
+    expect_match "$out" "object 'vfio-grp$grp2' is in use, can not be deleted" "object-del of a group in use"
+    out=$(qmp fdpass '{"execute":"object-del","arguments":{"id":"vfio-ct0"}}' 2>&1)
+    expect_match "$out" "object 'vfio-ct0' is in use, can not be deleted" "object-del of a container in use"
 
     restart_virtqemud
     virsh detach-device fdpass /tmp/lone2.xml --live || fail "detach-device failed"
