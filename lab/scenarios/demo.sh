@@ -21,7 +21,7 @@ d_machine() {
     local cmd='for g in GROUPS; do for d in /sys/kernel/iommu_groups/$g/devices/*; do echo "group $g: ${d##*/} $(cat $d/vendor):$(cat $d/device) driver: $(basename "$(readlink $d/driver)" 2>/dev/null)"; done; done'
     showsh "${cmd/GROUPS/$(dev_group "$LONE") $(dev_group "$LONE2") $(dev_group "$MF") $(dev_group "$BR_A")}"
     note "A VFIO variant driver built for this kernel (lab/module) announces itself to depmod with a vfio_pci: alias, as mlx5_vfio_pci or nvgrace_gpu_vfio_pci do on other kernels:"
-    show grep '^alias vfio_pci:' "/lib/modules/$(uname -r)/modules.alias"
+    showsh "grep '^alias vfio_pci:' /lib/modules/$(uname -r)/modules.alias"
 }
 scenario "the lab machine" d_machine
 
@@ -39,7 +39,7 @@ d_fd_passing() {
     step "Assigning a device: variant driver, daemon-opened VFIO files"
     domain_xml tour "$QEMU" "$(hostdev_xml "$LONE")" > /tmp/tour.xml
     note "A guest with <hostdev managed='yes'> for $LONE and no <driver model>: libvirt picks the VFIO driver whose vfio_pci: alias matches the device best."
-    show grep -o '<hostdev.*</hostdev>' /tmp/tour.xml
+    showsh "grep -o '<hostdev.*</hostdev>' /tmp/tour.xml"
     show virsh define /tmp/tour.xml
     show virsh start tour || fail "virsh start failed"
     show driver_of "$LONE"
@@ -53,7 +53,7 @@ d_fd_passing() {
     note "QEMU runs as an unprivileged user, has no /dev/vfio in its mount namespace, and /dev/vfio/$grp is still root's; yet it holds the files:"
     show ps -o user=,pid=,comm= -p "$pid"
     show nsenter -t "$pid" -m -- ls /dev/vfio
-    show stat -c '%n %U:%G %a' "/dev/vfio/$grp"
+    showsh "stat -c '%n %U:%G %a' /dev/vfio/$grp"
     showsh "ls -l /proc/$pid/fd | grep -o '/dev/vfio/.*'"
     note "And the guest sees the NIC (QMP query-pci through virsh):"
     showsh "virsh qemu-monitor-command tour --hmp 'info pci' | grep -B1 -A1 hostdev"
@@ -63,7 +63,7 @@ d_fd_passing() {
     step "Hot-plug and unplug, across daemon restarts"
     note "The daemon is restarted (as an upgrade would); the VFIO objects are in its status XML:"
     restart_virtqemud
-    show grep -A6 '<vfio ' /run/libvirt/qemu/tour.xml
+    showsh "grep -A5 '<vfio ' /run/libvirt/qemu/tour.xml"
     hostdev_xml "$LONE2" > /tmp/lone2.xml
     show virsh attach-device tour /tmp/lone2.xml --live || fail "attach-device failed"
     note "QEMU got a new vfio-group object for the second device's group, in the same container:"
@@ -96,7 +96,7 @@ d_group() {
     show driver_of "$MATE"
     note "With managedGroup='yes' libvirt takes the whole group while the guest runs, and gives it back:"
     domain_xml claim "$QEMU" "$(hostdev_xml "$MF" "managed='yes' managedGroup='yes'")" > /tmp/claim.xml
-    show grep -o '<hostdev[^>]*>' /tmp/claim.xml
+    showsh "grep -o '<hostdev[^>]*>' /tmp/claim.xml"
     show virsh define /tmp/claim.xml
     show virsh start claim || fail "virsh start failed"
     show driver_of "$MATE"
@@ -109,7 +109,7 @@ scenario "IOMMU group viability and managedGroup" d_group
 d_model() {
     step "Choosing the driver: <driver model='vfio-pci'/>"
     domain_xml forced "$QEMU" "$(hostdev_xml "$LONE" "managed='yes'" "model='vfio-pci'")" > /tmp/forced.xml
-    show grep -o '<driver[^>]*>' /tmp/forced.xml
+    showsh "grep -o '<driver[^>]*>' /tmp/forced.xml"
     show virsh define /tmp/forced.xml
     show virsh start forced || fail "virsh start failed"
     show driver_of "$LONE"
@@ -141,7 +141,7 @@ d_memlock() {
     show virsh define /tmp/memlock.xml
     show virsh start memlock || fail "virsh start failed"
     pid=$(qemu_pid memlock)
-    show grep VmLck "/proc/$pid/status"
+    showsh "grep VmLck /proc/$pid/status"
     show virsh destroy memlock
 }
 scenario "locked memory" d_memlock
