@@ -56,7 +56,7 @@ d_fd_passing() {
     showsh "stat -c '%n %U:%G %a' /dev/vfio/$grp"
     showsh "ls -l /proc/$pid/fd | grep -o '/dev/vfio/.*'"
     note "And the guest sees the NIC (QMP query-pci through virsh):"
-    showsh "virsh qemu-monitor-command tour --hmp 'info pci' | grep -B1 -A1 hostdev"
+    showsh "virsh qemu-monitor-command tour --hmp 'info pci' | grep -B12 'id \"hostdev0\"' | grep -E 'Bus|controller|id '"
     in_guest_n=$(guest_pci tour | grep -c '^8086:10d3$')
     expect_eq "$in_guest_n" 1 "NIC in the guest"
 
