@@ -10,13 +10,16 @@
 #   make setup                     host set-up only (deb-src, build deps)
 #   make demo                      the main job (see README.md)
 #   make bench                     benchmarks (ratios against a same-run baseline)
-#   make lab [TOPOLOGY=f] [SCENARIOS=f]  real-kernel VFIO scenarios in a TCG guest
+#   make lab [TOPOLOGY=f] [SCENARIOS=f] [LAB_MODE=tree|packaged]
+#                                  real-kernel VFIO scenarios in a TCG guest
+#                                  (both modes unless LAB_MODE is given)
+#   make deb [PKG=..]              Debian packages of the series in build/deb/
 
 PKGS ?= $(notdir $(wildcard pins/*))
 # PKG=.. on the command line picks one package; otherwise every pinned one
 SEL = $(if $(filter command line,$(origin PKG)),$(PKG),$(PKGS))
 
-.PHONY: all check tree export check-series build setup demo bench lab
+.PHONY: all check tree export check-series build setup demo bench lab deb
 all: check
 
 check:
@@ -45,5 +48,10 @@ demo:
 bench:
 	scripts/bench
 
+LAB_MODE ?= both
 lab:
-	scripts/lab $(TOPOLOGY) $(SCENARIOS)
+	LAB_MODE=$(LAB_MODE) scripts/lab $(TOPOLOGY) $(SCENARIOS)
+
+deb:
+	scripts/setup-host $(SEL)
+	scripts/deb $(SEL)

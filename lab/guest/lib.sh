@@ -15,11 +15,33 @@ PASSED=0
 FAILED=0
 SCENARIO=
 
-# `virsh` is this project's virsh from the build tree, for the scenarios and
-# for any shell they start
+# LAB_MODE: "tree" runs this project's virtqemud, virsh and QEMU from the
+# build trees (DAC security driver); "packaged" runs Debian's packaging of
+# them as Debian does: libvirtd started by its unit (lab/guest/systemctl),
+# /usr/bin/virsh, /usr/bin/qemu-system-x86_64, AppArmor confining QEMU.
+LAB_MODE=${LAB_MODE:-tree}
+if [ "$LAB_MODE" = packaged ]; then
+    DAEMON=libvirtd
+    DAEMON_BIN=/usr/sbin/libvirtd
+else
+    DAEMON=virtqemud
+    DAEMON_BIN=$LIBVIRT_BUILD/src/virtqemud
+fi
+
+# `virsh` is the mode's virsh, for the scenarios and for any shell they start.
+# In packaged mode a connection to a daemon that is not running starts it,
+# as systemd's socket activation does for libvirtd.socket.
 mkdir -p /usr/local/bin
-printf '#!/bin/sh\nexec "%s/run" "%s/tools/virsh" -c qemu:///system "$@"\n' \
-    "$LIBVIRT_BUILD" "$LIBVIRT_BUILD" > /usr/local/bin/virsh
+if [ "$LAB_MODE" = packaged ]; then
+    cat > /usr/local/bin/virsh <<'SH'
+#!/bin/sh
+systemctl --quiet is-active libvirtd.service || systemctl start libvirtd.socket
+exec /usr/bin/virsh -c qemu:///system "$@"
+SH
+else
+    printf '#!/bin/sh\nexec "%s/run" "%s/tools/virsh" -c qemu:///system "$@"\n' \
+        "$LIBVIRT_BUILD" "$LIBVIRT_BUILD" > /usr/local/bin/virsh
+fi
 chmod 755 /usr/local/bin/virsh
 virsh() { /usr/local/bin/virsh "$@"; }
 
@@ -126,11 +148,18 @@ lab_restore_drivers() {
 
 # --- daemons -------------------------------------------------------------------
 
+DAEMON_PIDFILE=/run/lab-daemon.pid
 lab_start_virtqemud() {
+    if [ "$LAB_MODE" = packaged ]; then
+        systemctl start libvirtd.service || fail "libvirtd did not start (see logs/systemctl.log)"
+        virsh version >/dev/null 2>&1 || fail "libvirtd does not answer"
+        return 0
+    fi
     LIBVIRT_LOG_FILTERS="1:qemu.qemu_process 1:qemu.qemu_vfio 1:qemu.qemu_hotplug 1:util.vfio 1:security 1:hypervisor 3:*" \
     LIBVIRT_LOG_OUTPUTS="1:file:$LOGS/virtqemud-debug.log" \
     "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virtqemud" >> "$LOGS/virtqemud.log" 2>&1 &
-    VIRTQEMUD_PID=$!
+    # the pid lives in a file: scenarios restart the daemon in subshells
+    echo $! > "$DAEMON_PIDFILE"
     local i
     for i in $(seq 1 300); do
         [ -S /run/libvirt/virtqemud-sock ] && virsh version >/dev/null 2>&1 && return 0
@@ -139,21 +168,115 @@ lab_start_virtqemud() {
     fail "virtqemud did not start (see logs/virtqemud.log)"
 }
 lab_stop_virtqemud() {
-    [ -n "${VIRTQEMUD_PID:-}" ] || return 0
-    kill "$VIRTQEMUD_PID" 2>/dev/null
-    wait "$VIRTQEMUD_PID" 2>/dev/null
-    VIRTQEMUD_PID=
-    rm -f /run/libvirt/virtqemud-sock /run/libvirt/virtqemud.pid
+    if [ "$LAB_MODE" = packaged ]; then
+        systemctl stop libvirtd.service
+        return 0
+    fi
+    local pid i
+    pid=$(cat "$DAEMON_PIDFILE" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null
+    for i in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    rm -f "$DAEMON_PIDFILE" /run/libvirt/virtqemud-sock /run/virtqemud.pid
 }
-# restart_virtqemud: as an upgrade or a crash would, with guests running
+# restart_virtqemud: restart the daemon (virtqemud or libvirtd), as an
+# upgrade or a crash would, with guests running
 restart_virtqemud() {
+    if [ "$LAB_MODE" = packaged ]; then
+        systemctl restart libvirtd.service || fail "systemctl restart libvirtd.service failed"
+        virsh version >/dev/null 2>&1 || fail "libvirtd does not answer after its restart"
+        return 0
+    fi
     lab_stop_virtqemud
     lab_start_virtqemud
 }
-virtqemud_pid() { cat /run/libvirt/virtqemud.pid 2>/dev/null || echo "$VIRTQEMUD_PID"; }
-# VFIO files the daemon holds (there must be none once a command returned)
+# daemon_pid: the live daemon's pid; fails loudly when there is none (a dead
+# or stale pid must never read as "holds nothing")
+daemon_pid() {
+    local pid
+    if [ "$LAB_MODE" = packaged ]; then
+        pid=$(cat /run/lab-systemctl/libvirtd.service.pid 2>/dev/null)
+    else
+        pid=$(cat "$DAEMON_PIDFILE" 2>/dev/null)
+    fi
+    if [ -z "$pid" ] || [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" != "$(readlink -f "$DAEMON_BIN")" ]; then
+        log "no live $DAEMON (pid '${pid:-}')"
+        echo "no-live-$DAEMON"
+        return 1
+    fi
+    echo "$pid"
+}
+virtqemud_pid() { daemon_pid; }
+# VFIO files the daemon holds (there must be none once a command returned);
+# prints a non-number when the daemon cannot be found
 virtqemud_vfio_fds() {
-    ls -l "/proc/$(virtqemud_pid)/fd" 2>/dev/null | grep -c ' /dev/vfio/' || true
+    local pid
+    pid=$(daemon_pid) || { echo "$pid"; return 1; }
+    ls -l "/proc/$pid/fd" | grep -c ' /dev/vfio/' || true
+}
+
+# --- packages (packaged mode) -------------------------------------------------------
+
+# lab_apt ARGS...: apt-get as an administrator runs it, offline: Debian's
+# packages come from the lab's download cache ($LAB_DEBS, filled on the host),
+# this project's from build/deb. While it runs, /run/systemd/system exists so
+# that the maintainer scripts start and restart services as they do under
+# systemd (through lab/guest/systemctl).
+lab_apt() {
+    local rc
+    mkdir -p /run/systemd/system
+    DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-download \
+        -o Dir::Cache::Archives="$LAB_DEBS" \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+    rc=$?
+    rmdir /run/systemd/system /run/systemd 2>/dev/null
+    return "$rc"
+}
+# pkg_version PKG: the installed version
+pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null; }
+
+# --- AppArmor (packaged mode) ------------------------------------------------------
+
+apparmor_denials() { dmesg | grep -c 'apparmor="DENIED"' || true; }
+# aa_label PID: the AppArmor label a process runs under
+aa_label() { cat "/proc/$1/attr/current"; }
+# aa_files DOM: the per-domain rules virt-aa-helper wrote
+aa_files() {
+    local f
+    f=/etc/apparmor.d/libvirt/libvirt-$(virsh domuuid "$1" | head -1).files
+    [ -f "$f" ] || fail "no AppArmor rules for $1 ($f)"
+    cat "$f"
+}
+# expect_confined_daemon: libvirtd runs under its own profile, enforced
+expect_confined_daemon() {
+    local pid
+    pid=$(daemon_pid) || fail "libvirtd is not running"
+    expect_match "$(aa_label "$pid")" '^(/usr/sbin/)?libvirtd \(enforce\)$' "libvirtd's AppArmor label"
+}
+# expect_confined_qemu DOM: QEMU runs under libvirt-<uuid>, enforced
+expect_confined_qemu() {
+    expect_eq "$(aa_label "$(qemu_pid "$1")")" "libvirt-$(virsh domuuid "$1" | head -1) (enforce)" \
+        "QEMU's AppArmor label ($1)"
+}
+# expect_vfio_rules DOM GROUP...: QEMU's profile grants exactly these VFIO
+# groups (and the container), never a wildcard
+expect_vfio_rules() {
+    local dom=$1 rules want got g
+    shift
+    rules=$(aa_files "$dom" | grep '/dev/vfio/')
+    log "AppArmor rules for /dev/vfio ($dom): $(echo $rules)"
+    expect_nomatch "$rules" '\[0-9\]|\*' "wildcards in QEMU's profile"
+    got=$(printf '%s\n' "$rules" | sed -n 's|.*"/dev/vfio/\([0-9][0-9]*\)".*|\1|p' | sort -un | tr '\n' ' ')
+    want=$(printf '%s\n' "$@" | sort -un | tr '\n' ' ')
+    expect_eq "$got" "$want" "VFIO groups QEMU's profile grants ($dom)"
+}
+# in_guest_n DOM VENDOR:DEVICE COUNT: QEMU shows the guest COUNT such devices
+in_guest_n() {
+    local n
+    n=$(guest_pci "$1" | grep -c "^$2$" || true)
+    expect_eq "$n" "$3" "devices $2 in the guest (QMP query-pci)"
 }
 
 # --- domains --------------------------------------------------------------------
@@ -233,8 +356,17 @@ scenario() {
     SCENARIO=$name
     start=$(date +%s)
     log "=== $name"
+    local denied_before=0
+    [ "$LAB_MODE" = packaged ] && denied_before=$(apparmor_denials)
     ( set -o pipefail; "$func" ) > "$LOGS/$func.log" 2>&1
     rc=$?
+    # no AppArmor denial during a scenario that does not expect one
+    if [ "$LAB_MODE" = packaged ] && [ -z "${EXPECT_DENIALS:-}" ] &&
+       [ "$(apparmor_denials)" != "$denied_before" ]; then
+        { echo "FAILED: AppArmor denied something during this scenario:"
+          dmesg | grep 'apparmor="DENIED"' | tail -n +"$((denied_before + 1))"; } >> "$LOGS/$func.log"
+        rc=1
+    fi
     cp /var/log/libvirt/qemu/*.log "$LOGS/" 2>/dev/null
     lab_cleanup_domains
     lab_restore_drivers
@@ -245,13 +377,15 @@ scenario() {
         FAILED=$((FAILED + 1))
         printf 'FAIL: lab: %s (%ss)\n' "$name" "$(( $(date +%s) - start ))" >> "$R/report"
         grep -E '^FAILED:' "$LOGS/$func.log" | head -3 | sed 's/^/      /' >> "$R/report"
-        printf '      log: build/lab/results/logs/%s.log\n' "$func" >> "$R/report"
+        printf '      log: build/lab/%s/results/logs/%s.log\n' "$LAB_MODE" "$func" >> "$R/report"
     fi
 }
 
 lab_start() {
     lab_record_drivers
     mkdir -p "$LOGS"
+    # packaged mode: the packages install and start their daemons (a scenario)
+    [ "$LAB_MODE" = packaged ] && return 0
     "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virtlogd" > "$LOGS/virtlogd.log" 2>&1 &
     VIRTLOGD_PID=$!
     lab_start_virtqemud
@@ -259,6 +393,10 @@ lab_start() {
 
 lab_finish() {
     lab_stop_virtqemud
-    kill "$VIRTLOGD_PID" 2>/dev/null
+    if [ "$LAB_MODE" = packaged ]; then
+        systemctl stop virtlogd.service virtlockd.service
+    else
+        kill "$VIRTLOGD_PID" 2>/dev/null
+    fi
     echo "$PASSED $FAILED 0" > "$R/summary"
 }

@@ -5,7 +5,7 @@
 # (8086:25ab) behind a PCIe-to-PCI bridge.
 
 QEMU=$LAB_QEMU              # this project's QEMU (vfio-container/vfio-group)
-STOCK=$LAB_STOCK_QEMU       # Debian's QEMU 7.2
+STOCK=$LAB_STOCK_QEMU       # Debian's QEMU 7.2 (tree mode)
 
 LONE=$(dev_find 8086 10d3 1)
 LONE2=$(dev_find 8086 10d3 2)
@@ -145,6 +145,11 @@ s_fd_passing() {
         log "note: no devices cgroup for QEMU (not checked)"
     fi
     expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+    if [ "$LAB_MODE" = packaged ]; then
+        expect_confined_daemon
+        expect_confined_qemu fdpass
+        expect_vfio_rules fdpass "$grp"
+    fi
 
     # hot-plug a device of another group, across a daemon restart
     restart_virtqemud
@@ -156,6 +161,7 @@ s_fd_passing() {
     expect_match "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp2$" "QEMU holds /dev/vfio/$grp2"
     expect_eq "$(stat -c '%U:%G %a' "/dev/vfio/$grp2")" "root:root 600" "/dev/vfio/$grp2"
     expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+    [ "$LAB_MODE" = packaged ] && expect_vfio_rules fdpass "$grp" "$grp2"
     # QEMU refuses to drop objects a device uses
     out=$(qmp fdpass "{\"execute\":\"object-del\",\"arguments\":{\"id\":\"vfio-grp$grp2\"}}" 2>&1)
     expect_match "$out" "object 'vfio-grp$grp2' is in use, can not be deleted" "object-del of a group in use"
@@ -175,6 +181,7 @@ s_fd_passing() {
     expect_nomatch "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp2$" "QEMU's files after unplug"
     expect_eq "$(dev_driver "$LONE2")" e1000e "driver of the unplugged device"
     expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
+    [ "$LAB_MODE" = packaged ] && expect_vfio_rules fdpass "$grp"
 
     virsh destroy fdpass
     expect_eq "$(lab_changed_drivers | tr '\n' ' ')" "" "devices whose driver changed"
@@ -185,6 +192,15 @@ scenario "fd passing: QEMU without /dev/vfio; hot-plug/unplug across daemon rest
 s_legacy() {
     local pid grp cmd list
     grp=$(dev_group "$LONE")
+    if [ "$LAB_MODE" = packaged ]; then
+        # Debian's QEMU was replaced by this project's package: the legacy
+        # path is the same QEMU with fd passing turned off in qemu.conf (set
+        # through the package's augeas lens, as configuration tools do)
+        augtool -s set /files/etc/libvirt/qemu.conf/hostdev_vfio_fd_passing 0 >/dev/null ||
+            fail "augtool could not set hostdev_vfio_fd_passing"
+        trap 'augtool -s rm /files/etc/libvirt/qemu.conf/hostdev_vfio_fd_passing >/dev/null; restart_virtqemud' EXIT
+        restart_virtqemud
+    fi
     define_start legacy "$STOCK" "$(hostdev_xml "$LONE")" || fail "virsh start failed"
     pid=$(qemu_pid legacy)
     cmd=$(qemu_cmdline legacy)
@@ -192,6 +208,11 @@ s_legacy() {
     expect_nomatch "$cmd" 'vfio-container|vfio-group' "no fd objects with Debian's QEMU"
     expect_match "$cmd" "\"host\":\"$LONE\"" "vfio-pci device"
     in_guest legacy 8086:10d3
+    if [ "$LAB_MODE" = packaged ]; then
+        expect_confined_qemu legacy
+        # QEMU opens /dev/vfio itself here: its own group, no other
+        expect_vfio_rules legacy "$grp"
+    fi
     expect_eq "$(nsenter -t "$pid" -m -- stat -c '%U' "/dev/vfio/$grp")" libvirt-qemu \
         "owner of /dev/vfio/$grp in QEMU's mount namespace"
     list=$(qemu_devices_list legacy)
@@ -199,7 +220,11 @@ s_legacy() {
     virsh destroy legacy
     expect_eq "$(dev_driver "$LONE")" e1000e "driver after destroy"
 }
-scenario "Debian's QEMU: the legacy path still works" s_legacy
+if [ "$LAB_MODE" = packaged ]; then
+    scenario "legacy path (fd passing off in qemu.conf) under AppArmor" s_legacy
+else
+    scenario "Debian's QEMU: the legacy path still works" s_legacy
+fi
 
 s_memlock() {
     local pid lck ram v
