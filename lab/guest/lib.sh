@@ -226,8 +226,11 @@ virtqemud_vfio_fds() {
 # systemd (through lab/guest/systemctl).
 lab_apt() {
     local rc
+    # man-db's index rebuild (a dpkg trigger) takes minutes under TCG: off,
+    # as `dpkg-reconfigure man-db` (auto-update: no) would set it
+    rm -f /var/lib/man-db/auto-update
     mkdir -p /run/systemd/system
-    DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-download \
+    DEBIAN_FRONTEND=noninteractive apt-get -y -q \
         -o Dir::Cache::Archives="$LAB_DEBS" \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
     rc=$?

@@ -97,9 +97,20 @@ scenario "packaged: apt-get install ./build/deb/*.deb upgrades in place; the run
 s_aa_probe() {
     dev_bind "$LONE" vfio-pci
     expect_eq "$(dev_driver "$LONE")" vfio-pci "driver of $LONE"
-    /usr/bin/python3 "$LAB_TOP/lab/guest/aa-probe" "/dev/vfio/$(dev_group "$LONE")" > "$R/aa-probe.txt" 2>&1 ||
+    local before out grp
+    grp=$(dev_group "$LONE")
+    before=$(apparmor_denials)
+    /usr/bin/python3 "$LAB_TOP/lab/guest/aa-probe" "/dev/vfio/$grp" > "$R/aa-probe.txt" 2>&1 ||
         { cat "$R/aa-probe.txt"; fail "aa-probe failed"; }
-    cat "$R/aa-probe.txt"
+    { echo "kernel log:"; dmesg | grep 'apparmor="DENIED"' | tail -n +"$((before + 1))"; } >> "$R/aa-probe.txt"
+    out=$(cat "$R/aa-probe.txt")
+    log "$out"
+    # what the analysis of the kernel's code predicts (docs/apparmor-vfio.md)
+    expect_match "$out" "'none' +change_profile +-> /dev/vfio/$grp: VFIO_GROUP_GET_STATUS ok" "inherited after change_profile, no rule"
+    expect_match "$out" "'none' +change_onexec +-> /apparmor/.null" "inherited across a label change, no rule"
+    expect_match "$out" "'none' +SCM_RIGHTS +-> no file received" "received over SCM_RIGHTS, no rule"
+    expect_match "$out" "'group-rw' +SCM_RIGHTS +-> /dev/vfio/$grp: VFIO_GROUP_GET_STATUS ok" "received over SCM_RIGHTS, rw rule"
+    expect_match "$out" "operation=\"file_receive\".*name=\"/dev/vfio/$grp\"" "the kernel's denial of the received file"
 }
 EXPECT_DENIALS=1 scenario "packaged: what AppArmor requires of a VFIO file received open (measured)" s_aa_probe
 
