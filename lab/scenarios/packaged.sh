@@ -59,7 +59,9 @@ s_upgrade() {
     lab_apt install $(ls "$LAB_OUR_DEBS"/*.deb) || fail "apt-get install ./build/deb/*.deb failed"
     expect_match "$(pkg_version libvirt-daemon-system)" '\+vfio[0-9]+$' "libvirt-daemon-system after the upgrade"
     expect_match "$(pkg_version qemu-system-x86)" '\+vfio[0-9]+$' "qemu-system-x86 after the upgrade"
-    expect_eq "$(systemctl_calls restart)" 1 "libvirtd.service restarted by the package scripts"
+    # (several of Debian's packages restart it in their postinst)
+    [ "$(systemctl_calls restart)" -ge 1 ] || fail "the package scripts did not restart libvirtd.service"
+    log "ok: the package scripts restarted libvirtd.service $(systemctl_calls restart) times"
     [ "$(daemon_pid)" != "$dpid" ] || fail "libvirtd was not restarted"
     expect_confined_daemon
     expect_eq "$(virsh domstate running)" running "the guest after the upgrade"
