@@ -103,12 +103,25 @@ tree_in_sync() {
 }
 
 # Passing results are remembered per (git tree hash, config hash): a tree that
-# passed once with the same build files and compiler need not be proven again.
-stamp_dir() { echo "$TOP/build/.stamps/$PKG"; }
+# passed once with the same build files, compiler and build dependencies need
+# not be proven again. The proofs live in $LVF_CACHE beside ccache, so a fresh
+# clone on the same machine (CI's case) re-proves only the patches that
+# changed; with a cold cache every patch is built and tested.
+stamp_dir() { echo "$LVF_CACHE/proofs/$PKG"; }
 config_hash() {
     # what decides how a tree is built and tested (not demo, bench...)
     ( cd "$TOP" && { find "$PKG" -path "$PKG/patches" -prune -o -type f -print
                      ls scripts/lib.sh scripts/deps scripts/meson-counts scripts/setup-host; } |
           LC_ALL=C sort | xargs cat
-      gcc --version | head -1 ) | sha256sum | cut -c1-16
+      gcc --version | head -1
+      # the installed versions of the package's build dependencies
+      grep -hv -e '^#' -e '^[[:space:]]*$' "$TOP/$PKG/deps" "$TOP/scripts/deps" 2>/dev/null |
+          LC_ALL=C sort -u | xargs dpkg-query -W -f '${Package} ${Version}\n' 2>&1
+    ) | sha256sum | cut -c1-16
+}
+# stamp_write FILE COUNTS: remember a passing tree (what passed, when, where)
+stamp_write() {
+    mkdir -p "$(dirname "$1")"
+    printf '%s passed, %s failed, %s skipped; %s; %s\n' $(cat "$2") \
+        "$(date -u +%FT%TZ)" "$TOP" > "$1"
 }

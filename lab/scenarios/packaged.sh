@@ -66,7 +66,8 @@ s_upgrade() {
     expect_confined_daemon
     expect_eq "$(virsh domstate running)" running "the guest after the upgrade"
     expect_eq "$(qemu_pid running)" "$qpid" "QEMU's pid (the guest was taken over, not restarted)"
-    virsh dumpxml running | grep -q "<address domain='0x0000' bus='0x$(echo "$LONE" | cut -d: -f2)'" ||
+    xml=$(virsh dumpxml running) || fail "virsh dumpxml failed"
+    grep -q "<address domain='0x0000' bus='0x$(echo "$LONE" | cut -d: -f2)'" <<< "$xml" ||
         fail "the guest's definition lost its hostdev"
     ! grep -q '<vfio' "/run/libvirt/qemu/running.xml" || fail "a Debian-started guest got fd-passing state"
 
