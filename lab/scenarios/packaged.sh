@@ -105,7 +105,8 @@ s_aa_probe() {
     before=$(apparmor_denials)
     /usr/bin/python3 "$LAB_TOP/lab/guest/aa-probe" "/dev/vfio/$grp" > "$R/aa-probe.txt" 2>&1 ||
         { cat "$R/aa-probe.txt"; fail "aa-probe failed"; }
-    { echo "kernel log:"; dmesg | grep 'apparmor="DENIED"' | tail -n +"$((before + 1))"; } >> "$R/aa-probe.txt"
+    { echo "kernel log:"; dmesg | grep 'apparmor="DENIED"' | tail -n +"$((before + 1))"
+      dmesg | grep -E 'callbacks suppressed|messages suppressed' || true; } >> "$R/aa-probe.txt"
     out=$(cat "$R/aa-probe.txt")
     log "$out"
     # what the analysis of the kernel's code predicts (docs/apparmor-vfio.md)
