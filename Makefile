@@ -50,7 +50,7 @@ bench:
 
 LAB_MODE ?= both
 lab:
-	LAB_MODE=$(LAB_MODE) scripts/lab $(TOPOLOGY) $(SCENARIOS)
+	LAB_MODE=$(LAB_MODE) scripts/lab "$(TOPOLOGY)" "$(SCENARIOS)"
 
 deb:
 	scripts/setup-host $(SEL)

@@ -55,11 +55,13 @@ expect_eq() {
 }
 # expect_match TEXT REGEX WHAT
 expect_match() {
-    printf '%s' "$1" | grep -qE -- "$2" || fail "$3: '$1' does not match /$2/"
+    # (a here-string: 'printf | grep -q' fails under pipefail when grep
+    # exits before a long text is written)
+    grep -qE -- "$2" <<< "$1" || fail "$3: '$1' does not match /$2/"
     log "ok: $3 matches /$2/"
 }
 expect_nomatch() {
-    ! printf '%s' "$1" | grep -qE -- "$2" || fail "$3: '$1' matches /$2/"
+    ! grep -qE -- "$2" <<< "$1" || fail "$3: '$1' matches /$2/"
     log "ok: $3 does not match /$2/"
 }
 
@@ -190,6 +192,25 @@ restart_virtqemud() {
         return 0
     fi
     lab_stop_virtqemud
+    lab_start_virtqemud
+}
+# crash_virtqemud: kill -9 the daemon (virtqemud or libvirtd), as a crash
+# would (no clean shutdown, nothing saved on the way out), then start it
+crash_virtqemud() {
+    local pid i
+    pid=$(daemon_pid) || fail "no live daemon to crash"
+    kill -KILL "$pid"
+    for i in $(seq 1 150); do
+        { [ -e "/proc/$pid" ] && ! grep -q '^State:.*zombie' "/proc/$pid/status" 2>/dev/null; } || break
+        sleep 0.2
+    done
+    [ "$i" -lt 150 ] || fail "the daemon (pid $pid) survived SIGKILL"
+    if [ "$LAB_MODE" = packaged ]; then
+        systemctl start libvirtd.service || fail "libvirtd did not start after its crash"
+        virsh version >/dev/null 2>&1 || fail "libvirtd does not answer after its crash"
+        return 0
+    fi
+    rm -f "$DAEMON_PIDFILE" /run/libvirt/virtqemud-sock /run/virtqemud.pid
     lab_start_virtqemud
 }
 # daemon_pid: the live daemon's pid; fails loudly when there is none (a dead

@@ -99,6 +99,36 @@ s_group_claim() {
 }
 scenario "managedGroup='yes' claims the group and gives it back" s_group_claim
 
+# The mates managedGroup='yes' claimed are recorded in the status XML: after
+# a crash of the daemon exactly those go back to their host drivers. A mate
+# the administrator bound to vfio-pci by hand before the start was never
+# libvirt's and stays where the administrator put it.
+s_group_claim_crash() {
+    local st=/run/libvirt/qemu/claimcrash.xml status
+    define_start claimcrash "$QEMU" "$(hostdev_xml "$MF" "managed='yes' managedGroup='yes'")" ||
+        fail "virsh start failed"
+    expect_eq "$(dev_driver "$MATE")" vfio-pci "claimed mate while the guest runs"
+    status=$(cat "$st") || fail "no status XML $st"
+    expect_match "$status" "<claimed>" "the claim in the status XML"
+    crash_virtqemud
+    expect_eq "$(virsh domstate claimcrash)" running "domain state after the daemon's crash"
+    virsh destroy claimcrash || fail "virsh destroy failed"
+    expect_eq "$(dev_driver "$MATE")" xhci_hcd "claimed mate after the daemon's crash and destroy"
+    expect_eq "$(dev_driver "$MF")" e1000 "device after destroy"
+
+    dev_bind "$MATE" vfio-pci
+    expect_eq "$(dev_driver "$MATE")" vfio-pci "mate bound to vfio-pci by hand"
+    virsh start claimcrash || fail "virsh start failed"
+    status=$(cat "$st") || fail "no status XML $st"
+    expect_nomatch "$status" "<claimed>" "a claim in the status XML"
+    crash_virtqemud
+    virsh destroy claimcrash || fail "virsh destroy failed"
+    expect_eq "$(dev_driver "$MATE")" vfio-pci "mate bound by hand, after the daemon's crash and destroy"
+    expect_eq "$(dev_driver "$MF")" e1000 "device after destroy"
+    dev_bind "$MATE" xhci_hcd
+}
+scenario "managedGroup='yes': a daemon crash releases exactly the claimed mates" s_group_claim_crash
+
 s_bridge_group() {
     expect_eq "$(dev_group "$BR_A")" "$(dev_group "$BR_B")" "one IOMMU group behind the bridge"
     define_start bridge "$QEMU" "$(hostdev_xml "$BR_A")" "$(hostdev_xml "$BR_B")" ||
