@@ -13,7 +13,9 @@ MF=$(dev_find 8086 100e)
 MATE=$(dev_find 1b36 000d)
 BR_A=$(dev_find 10ec 8139)
 BR_B=$(dev_find 8086 25ab)
-log "devices: lone $LONE, lone2 $LONE2, multifunction $MF + $MATE, behind bridge $BR_A $BR_B"
+PAIR_A=$(dev_find 8086 10d3 3)
+PAIR_B=$(dev_find 8086 10d3 4)
+log "devices: lone $LONE, lone2 $LONE2, multifunction $MF + $MATE, behind bridge $BR_A $BR_B, PCIe pair $PAIR_A $PAIR_B"
 
 # in_guest DOM VENDOR:DEVICE [COUNT]: QEMU shows the guest COUNT such devices
 in_guest() {
@@ -221,6 +223,55 @@ s_fd_passing() {
     expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by virtqemud"
 }
 scenario "fd passing: QEMU without /dev/vfio; hot-plug/unplug across daemon restarts" s_fd_passing
+
+# wait_in_guest DOM VENDOR:DEVICE COUNT: until QEMU shows the guest COUNT
+# such devices (an unplug completes asynchronously), then check it
+wait_in_guest() {
+    for _ in $(seq 1 60); do
+        [ "$(guest_pci "$1" | grep -c "^$2$" || true)" = "$3" ] && break
+        sleep 1
+    done
+    in_guest "$@"
+}
+
+# Two devices of one IOMMU group hot-plugged into one guest: the one
+# unplugged first stays on its VFIO driver while the other keeps the group
+# (the kernel refuses a host driver then, and the device would be left
+# with none), stays held across a daemon crash, and goes back to its host
+# driver when the group's last device leaves.
+s_group_unplug() {
+    LAB_QEMU_ARGS="-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
+    expect_eq "$(dev_group "$PAIR_A")" "$(dev_group "$PAIR_B")" "one IOMMU group for the pair"
+    # root ports: one for the device present at boot, two free ones for
+    # the hot-plugged devices
+    define_start grpunplug "$QEMU" "$(hostdev_xml "$LONE")" \
+        "<controller type='pci' index='0' model='pcie-root'/>" \
+        "<controller type='pci' model='pcie-root-port'/>" \
+        "<controller type='pci' model='pcie-root-port'/>" \
+        "<controller type='pci' model='pcie-root-port'/>" || fail "virsh start failed"
+    # the administrator's own: the second function bound to vfio-pci by
+    # hand and assigned with managed='no'; the first one libvirt's
+    dev_bind "$PAIR_B" vfio-pci
+    hostdev_xml "$PAIR_A" > /tmp/pair-a.xml
+    hostdev_xml "$PAIR_B" "managed='no'" > /tmp/pair-b.xml
+    virsh attach-device grpunplug /tmp/pair-a.xml --live || fail "attach-device of $PAIR_A failed"
+    virsh attach-device grpunplug /tmp/pair-b.xml --live || fail "attach-device of $PAIR_B failed"
+    in_guest grpunplug 8086:10d3 3
+
+    virsh detach-device grpunplug /tmp/pair-a.xml --live || fail "detach-device of $PAIR_A failed"
+    wait_in_guest grpunplug 8086:10d3 2
+    expect_match "$(dev_driver "$PAIR_A")" '^(vfio-pci|lvf_vfio_pci)$' "driver of $PAIR_A while $PAIR_B keeps the group"
+    crash_virtqemud
+
+    virsh detach-device grpunplug /tmp/pair-b.xml --live || fail "detach-device of $PAIR_B failed"
+    wait_in_guest grpunplug 8086:10d3 1
+    expect_eq "$(dev_driver "$PAIR_A")" e1000e "driver of $PAIR_A once the group's last device left"
+    expect_eq "$(dev_driver "$PAIR_B")" vfio-pci "driver of $PAIR_B (managed='no': left as it was)"
+    virsh destroy grpunplug || fail "virsh destroy failed"
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by the daemon"
+    dev_bind "$PAIR_B" e1000e
+}
+scenario "unplug within an IOMMU group: held until the group's last device leaves" s_group_unplug
 
 s_legacy() {
     local pid grp cmd list
