@@ -273,6 +273,86 @@ s_group_unplug() {
 }
 scenario "unplug within an IOMMU group: held until the group's last device leaves" s_group_unplug
 
+# race_outcome A RC_A B RC_B WHAT: exactly one of two concurrent requests
+# for one IOMMU group succeeded, and the other's error (in /tmp/NAME.out)
+# names the winner; prints the winner
+race_outcome() {
+    local win lose
+    log "$5: $1 rc=$2, $3 rc=$4"
+    expect_eq "$(( ($2 == 0) + ($4 == 0) ))" 1 "$5 that succeeded" >&2
+    if [ "$2" = 0 ]; then win=$1 lose=$3; else win=$3 lose=$1; fi
+    log "$lose: $(cat "/tmp/$lose.out")"
+    expect_match "$(cat "/tmp/$lose.out")" "in use by driver QEMU, domain $win" \
+        "the refusal of $lose names $win" >&2
+    echo "$win"
+}
+# wait_drivers_restored WHAT: every device back on its driver of boot time
+# (a rebind after an unplug follows QEMU's DEVICE_DELETED event)
+wait_drivers_restored() {
+    for _ in $(seq 1 30); do
+        [ -z "$(lab_changed_drivers)" ] && break
+        sleep 1
+    done
+    expect_eq "$(lab_changed_drivers | tr '\n' ' ')" "" "devices whose driver changed $1"
+}
+
+# Two guests that claim one IOMMU group (managedGroup='yes' on its two
+# functions) can both be defined; started at the same moment, again and
+# again, exactly one runs and the other is refused naming it: the host
+# device manager's lock serialises the claims. Then the same for two
+# hot-plugs at the same moment into two running guests.
+s_group_race() {
+    local i d pa pb ra rb win vf='^(vfio-pci|lvf_vfio_pci)$'
+    domain_xml racea "$QEMU" "$(hostdev_xml "$PAIR_A" "managed='yes' managedGroup='yes'")" > /tmp/racea.xml
+    domain_xml raceb "$QEMU" "$(hostdev_xml "$PAIR_B" "managed='yes' managedGroup='yes'")" > /tmp/raceb.xml
+    virsh define /tmp/racea.xml >/dev/null || fail "defining racea was refused"
+    virsh define /tmp/raceb.xml >/dev/null || fail "defining raceb, whose claim overlaps racea's, was refused"
+    for i in 1 2 3; do
+        virsh start racea > /tmp/racea.out 2>&1 & pa=$!
+        virsh start raceb > /tmp/raceb.out 2>&1 & pb=$!
+        ra=0; wait "$pa" || ra=$?
+        rb=0; wait "$pb" || rb=$?
+        win=$(race_outcome racea "$ra" raceb "$rb" "starts at the same moment (round $i)") || exit 1
+        expect_eq "$(virsh list --name | sed '/^$/d' | tr '\n' ' ')" "$win " "running domains (round $i)"
+        expect_match "$(dev_driver "$PAIR_A")" "$vf" "driver of $PAIR_A while $win runs"
+        expect_match "$(dev_driver "$PAIR_B")" "$vf" "driver of $PAIR_B while $win runs"
+        virsh destroy "$win" >/dev/null || fail "virsh destroy $win failed"
+        wait_drivers_restored "after round $i"
+        expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by the daemon (round $i)"
+    done
+    virsh undefine racea >/dev/null
+    virsh undefine raceb >/dev/null
+
+    LAB_QEMU_ARGS="-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
+    for d in hpa hpb; do
+        define_start "$d" "$QEMU" "<controller type='pci' index='0' model='pcie-root'/>" \
+            "<controller type='pci' model='pcie-root-port'/>" >/dev/null || fail "virsh start $d failed"
+    done
+    hostdev_xml "$PAIR_A" "managed='yes' managedGroup='yes'" > /tmp/hp-a.xml
+    hostdev_xml "$PAIR_B" "managed='yes' managedGroup='yes'" > /tmp/hp-b.xml
+    for i in 1 2; do
+        virsh attach-device hpa /tmp/hp-a.xml --live > /tmp/hpa.out 2>&1 & pa=$!
+        virsh attach-device hpb /tmp/hp-b.xml --live > /tmp/hpb.out 2>&1 & pb=$!
+        ra=0; wait "$pa" || ra=$?
+        rb=0; wait "$pb" || rb=$?
+        win=$(race_outcome hpa "$ra" hpb "$rb" "hot-plugs at the same moment (round $i)") || exit 1
+        if [ "$win" = hpa ]; then
+            wait_in_guest hpa 8086:10d3 1
+            in_guest_n hpb 8086:10d3 0
+        else
+            wait_in_guest hpb 8086:10d3 1
+            in_guest_n hpa 8086:10d3 0
+        fi
+        expect_match "$(dev_driver "$PAIR_A")" "$vf" "driver of $PAIR_A while $win has the group"
+        expect_match "$(dev_driver "$PAIR_B")" "$vf" "driver of $PAIR_B while $win has the group"
+        virsh detach-device "$win" "/tmp/hp-${win#hp}.xml" --live >/dev/null || fail "detach-device from $win failed"
+        wait_in_guest "$win" 8086:10d3 0
+        wait_drivers_restored "after hot-plug round $i"
+        expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by the daemon (hot-plug round $i)"
+    done
+}
+scenario "two guests that want one IOMMU group at the same moment: one gets it" s_group_race
+
 s_legacy() {
     local pid grp cmd list
     grp=$(dev_group "$LONE")
