@@ -157,7 +157,7 @@ lab_start_virtqemud() {
         virsh version >/dev/null 2>&1 || fail "libvirtd does not answer"
         return 0
     fi
-    LIBVIRT_LOG_FILTERS="1:qemu.qemu_process 1:qemu.qemu_vfio 1:qemu.qemu_hotplug 1:util.vfio 1:security 1:hypervisor 3:*" \
+    LIBVIRT_LOG_FILTERS="1:qemu.qemu_process 1:qemu.qemu_vfio 1:qemu.qemu_hotplug 1:qemu.qemu_hostdev 1:util.vfio 1:util.hostdev 1:util.pci 1:security 1:hypervisor 3:*" \
     LIBVIRT_LOG_OUTPUTS="1:file:$LOGS/virtqemud-debug.log" \
     "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virtqemud" >> "$LOGS/virtqemud.log" 2>&1 &
     # the pid lives in a file: scenarios restart the daemon in subshells
