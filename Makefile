@@ -14,12 +14,13 @@
 #                                  real-kernel VFIO scenarios in a TCG guest
 #                                  (both modes unless LAB_MODE is given)
 #   make deb [PKG=..]              Debian packages of the series in build/deb/
+#   make fuzz [FUZZ_SECONDS=N]     the libFuzzer target (fuzz/), N s (default 60)
 
 PKGS ?= $(notdir $(wildcard pins/*))
 # PKG=.. on the command line picks one package; otherwise every pinned one
 SEL = $(if $(filter command line,$(origin PKG)),$(PKG),$(PKGS))
 
-.PHONY: all check tree export check-series build setup demo bench lab deb
+.PHONY: all check tree export check-series build setup demo bench lab deb fuzz
 all: check
 
 check:
@@ -55,3 +56,7 @@ lab:
 deb:
 	scripts/setup-host $(SEL)
 	scripts/deb $(SEL)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz $(FUZZ_SECONDS)
