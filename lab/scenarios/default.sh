@@ -54,6 +54,29 @@ s_variant() {
 }
 scenario "managed='yes' picks the variant driver; model='vfio-pci' overrides it" s_variant
 
+s_nodedev_driver() {
+    local nd out
+    nd=pci_$(tr ':.' '__' <<< "$LONE")
+    virsh nodedev-detach "$nd" || fail "virsh nodedev-detach failed"
+    expect_eq "$(dev_driver "$LONE")" lvf_vfio_pci "driver with --driver vfio (libvirt's choice)"
+    virsh nodedev-reattach "$nd" || fail "virsh nodedev-reattach failed"
+    expect_eq "$(dev_driver "$LONE")" e1000e "driver after nodedev-reattach"
+    virsh nodedev-detach "$nd" --driver vfio-pci || fail "virsh nodedev-detach --driver vfio-pci failed"
+    expect_eq "$(dev_driver "$LONE")" vfio-pci "driver with --driver vfio-pci"
+    out=$(virsh nodedev-dumpxml "$nd") || fail "virsh nodedev-dumpxml failed"
+    grep -q '<name>vfio-pci</name>' <<< "$out" || fail "nodedev-dumpxml does not show vfio-pci"
+    virsh nodedev-reattach "$nd" || fail "virsh nodedev-reattach failed"
+    virsh nodedev-detach "$nd" --driver lvf_vfio_pci || fail "virsh nodedev-detach --driver lvf_vfio_pci failed"
+    expect_eq "$(dev_driver "$LONE")" lvf_vfio_pci "driver with --driver lvf_vfio_pci"
+    virsh nodedev-reattach "$nd" || fail "virsh nodedev-reattach failed"
+    if out=$(virsh nodedev-detach "$nd" --driver e1000e 2>&1); then
+        fail "virsh nodedev-detach --driver e1000e was accepted"
+    fi
+    expect_match "$out" "not a VFIO driver" "error for --driver e1000e"
+    expect_eq "$(dev_driver "$LONE")" e1000e "driver after the refused request"
+}
+scenario "virsh nodedev-detach --driver: libvirt's choice, vfio-pci, a variant; a host driver refused" s_nodedev_driver
+
 s_unmanaged() {
     modprobe lvf_vfio_pci || fail "cannot load lvf_vfio_pci"
     dev_bind "$LONE2" lvf_vfio_pci
