@@ -425,15 +425,6 @@ lab_start() {
     [ "$LAB_MODE" = packaged ] && return 0
     "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virtlogd" > "$LOGS/virtlogd.log" 2>&1 &
     VIRTLOGD_PID=$!
-    # node devices (virsh nodedev-*): virtqemud forwards them to virnodedevd
-    "$LIBVIRT_BUILD/run" "$LIBVIRT_BUILD/src/virnodedevd" > "$LOGS/virnodedevd.log" 2>&1 &
-    VIRNODEDEVD_PID=$!
-    local i
-    for i in $(seq 1 300); do
-        [ -S /run/libvirt/virnodedevd-sock ] && break
-        sleep 0.2
-    done
-    [ -S /run/libvirt/virnodedevd-sock ] || fail "virnodedevd did not start (see logs/virnodedevd.log)"
     lab_start_virtqemud
 }
 
@@ -442,7 +433,7 @@ lab_finish() {
     if [ "$LAB_MODE" = packaged ]; then
         systemctl stop virtlogd.service virtlockd.service
     else
-        kill "$VIRTLOGD_PID" "$VIRNODEDEVD_PID" 2>/dev/null
+        kill "$VIRTLOGD_PID" 2>/dev/null
     fi
     echo "$PASSED $FAILED 0" > "$R/summary"
 }
