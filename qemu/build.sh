@@ -80,7 +80,7 @@ pkg_test() {
         fi
         [ "$rc" = 0 ] || warn "qtest log: $src/build/test.log"
     fi
-    QEMU_BIN=$src/build/qemu-system-x86_64 "$TOP/qemu/tests/run" "$counts.own" ||
+    QEMU_BIN=$src/build/qemu-system-x86_64 QEMU_SRC=$src "$TOP/qemu/tests/run" "$counts.own" ||
         echo "0 1 0" > "$counts.own"
     read -r p f s < "$counts.own"
     echo "$((P + p)) $((F + f)) $((S + s))" > "$counts"
