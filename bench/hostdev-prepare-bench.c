@@ -113,7 +113,11 @@ main(int argc, char **argv)
 
         def->mode = VIR_DOMAIN_HOSTDEV_MODE_SUBSYS;
         def->source.subsys.type = VIR_DOMAIN_HOSTDEV_SUBSYS_TYPE_PCI;
+#ifdef BENCH_PCI_DRIVER_INFO
+        def->source.subsys.u.pci.driver.name = VIR_DEVICE_HOSTDEV_PCI_DRIVER_NAME_VFIO;
+#else
         def->source.subsys.u.pci.backend = VIR_DOMAIN_HOSTDEV_PCI_BACKEND_VFIO;
+#endif
         def->managed = true;
         addr->domain = 3;
         addr->bus = 0x10 + i / 256;
