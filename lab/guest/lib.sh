@@ -373,6 +373,63 @@ def walk(devs):
 for bus in json.load(sys.stdin)["return"]:
     walk(bus["devices"])'
 }
+# qmp_direct DOM COMMAND...: with the daemon stopped, talk to the domain's
+# QMP socket as nothing but QEMU's own peer: each COMMAND is a QMP command
+# in JSON, or "wait:EVENT" to wait (20 s at most) for that event; prints
+# each reply, fails on an error reply, a missing socket or a missed event
+qmp_direct() {
+    local sock
+    sock=$(ls /var/lib/libvirt/qemu/domain-*-"$1"/monitor.sock 2>/dev/null | head -1)
+    [ -S "$sock" ] || fail "no QMP socket for $1"
+    shift
+    python3 - "$sock" "$@" <<'PY' || fail "QMP on the domain's socket: $*"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+events = []
+def read():
+    msg = json.loads(f.readline())
+    if "event" in msg:
+        events.append(msg["event"])
+    return msg
+def command(cmd):
+    f.write(cmd + "\n"); f.flush()
+    while True:
+        msg = read()
+        if "return" in msg or "error" in msg:
+            return msg
+read()                                  # the greeting
+command('{"execute":"qmp_capabilities"}')
+for arg in sys.argv[2:]:
+    if arg.startswith("wait:"):
+        while arg[5:] not in events:
+            read()
+        print("event " + arg[5:])
+        continue
+    reply = command(arg)
+    print(json.dumps(reply))
+    if "error" in reply:
+        sys.exit(1)
+PY
+}
+# hostdev_alias DOM BDF [bus]: the alias libvirt gave the domain's host
+# device BDF, or with "bus" the id of the guest bus it sits on (pci.N)
+hostdev_alias() {
+    virsh dumpxml "$1" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+bdf = sys.argv[1]
+for h in ET.parse(sys.stdin).getroot().iter("hostdev"):
+    a = h.find("source/address")
+    if "%04x:%02x:%02x.%d" % tuple(int(a.get(k), 16) for k in ("domain", "bus", "slot", "function")) == bdf:
+        if sys.argv[2:] == ["bus"]:
+            print("pci.%d" % int(h.find("address").get("bus"), 16))
+        else:
+            print(h.find("alias").get("name"))
+        sys.exit(0)
+sys.exit(1)' "$2" ${3:-} || fail "no host device $2 in $1"
+}
 # qom_objects DOM: ids of the user-created objects in QEMU
 qom_objects() {
     qmp "$1" '{"execute":"qom-list","arguments":{"path":"/objects"}}' |

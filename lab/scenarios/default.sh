@@ -440,3 +440,88 @@ s_memlock() {
     [ "$lck" -lt $(( ram * 3 / 2 )) ] || fail "VmLck $lck kB: guest RAM pinned more than once"
 }
 scenario "locked memory: two groups, one container, guest RAM pinned once" s_memlock
+
+# A group mate with <address type='unassigned'/> under fd passing: libvirt
+# binds it so that the group is viable and the guest does not get it. Its
+# group is passed for the assigned function, so QEMU gets no /dev/vfio
+# node, cgroup rule or owner change for the mate either, and the kernel is
+# not asked a second time about a group libvirt holds open.
+s_fd_unassigned() {
+    local pid grp list
+    grp=$(dev_group "$PAIR_A")
+    expect_eq "$(dev_group "$PAIR_B")" "$grp" "one IOMMU group for the pair"
+    define_start fdunassigned "$QEMU" "$(hostdev_xml "$PAIR_A")" \
+        "$(hostdev_xml "$PAIR_B" | sed "s|</source>|</source><address type='unassigned'/>|")" ||
+        fail "virsh start failed"
+    pid=$(qemu_pid fdunassigned)
+    in_guest fdunassigned 8086:10d3 1
+    expect_match "$(dev_driver "$PAIR_A")" '^(vfio-pci|lvf_vfio_pci)$' "driver of the assigned function"
+    expect_match "$(dev_driver "$PAIR_B")" '^(vfio-pci|lvf_vfio_pci)$' "driver of the unassigned mate"
+    expect_eq "$(qemu_cmdline fdunassigned | grep -o '"qom-type":"vfio-group"' | wc -l)" 1 "group objects"
+    expect_nomatch "$(qemu_cmdline fdunassigned)" "\"host\":\"$PAIR_B\"" "a QEMU device for the unassigned mate"
+    expect_eq "$(stat -c '%U:%G %a' "/dev/vfio/$grp")" "root:root 600" "/dev/vfio/$grp"
+    expect_eq "$(nsenter -t "$pid" -m -- sh -c 'ls -d /dev/vfio 2>/dev/null || echo absent')" absent \
+        "/dev/vfio in QEMU's mount namespace"
+    list=$(qemu_devices_list fdunassigned)
+    if [ -n "$list" ]; then
+        expect_nomatch "$list" "^$(node_id "/dev/vfio/$grp") " "QEMU's devices cgroup"
+    else
+        log "note: no devices cgroup for QEMU (not checked)"
+    fi
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by the daemon"
+    [ "$LAB_MODE" = packaged ] && expect_vfio_rules fdunassigned "$grp"
+    # the same after a daemon restart (read back from the status XML)
+    restart_virtqemud
+    virsh destroy fdunassigned || fail "virsh destroy failed"
+    wait_drivers_restored "after destroy"
+}
+scenario "fd passing: a group mate with an unassigned address gets no /dev/vfio either" s_fd_unassigned
+
+# A daemon restart never stops a guest. While the daemon is away, a
+# hot-plugged device leaves QEMU and something else in QEMU takes its
+# group object (here a device added on QEMU's own monitor): at reconnect
+# QEMU refuses to delete the object libvirt passed. The guest runs on, the
+# device stays in the domain and on its VFIO driver while QEMU holds its
+# group, and once the group is free its next unplug completes the removal.
+s_reconnect_kept() {
+    local pid grp2 alias bus out
+    LAB_QEMU_ARGS="-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
+    grp2=$(dev_group "$LONE2")
+    define_start reconkept "$QEMU" "$(hostdev_xml "$LONE")" || fail "virsh start failed"
+    pid=$(qemu_pid reconkept)
+    hostdev_xml "$LONE2" > /tmp/reconkept2.xml
+    virsh attach-device reconkept /tmp/reconkept2.xml --live || fail "attach-device failed"
+    in_guest reconkept 8086:10d3 2
+    alias=$(hostdev_alias reconkept "$LONE2")
+    bus=$(hostdev_alias reconkept "$LONE2" bus)
+
+    lab_stop_virtqemud
+    out=$(qmp_direct reconkept \
+        "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"$alias\"}}" wait:DEVICE_DELETED \
+        "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\",\"host\":\"$LONE2\",\"group\":\"vfio-grp$grp2\",\"bus\":\"$bus\",\"id\":\"intruder\"}}")
+    log "$out"
+    lab_start_virtqemud
+    expect_eq "$(virsh domstate reconkept)" running "domain state after the daemon's restart"
+    expect_eq "$(qemu_pid reconkept)" "$pid" "QEMU's pid after the daemon's restart"
+    expect_match "$(virsh dumpxml reconkept)" "<alias name='$alias'/>" "$alias in the domain while QEMU holds its group"
+    expect_match "$(dev_driver "$LONE2")" '^(vfio-pci|lvf_vfio_pci)$' "driver of $LONE2 while QEMU holds its group"
+    expect_match "$(qom_objects reconkept | tr '\n' ' ')" "vfio-grp$grp2 " "the group object QEMU kept"
+
+    # the group is free again: the next unplug completes the removal
+    qmp reconkept '{"execute":"device_del","arguments":{"id":"intruder"}}' >/dev/null ||
+        fail "device_del of the intruder failed"
+    wait_in_guest reconkept 8086:10d3 1
+    virsh detach-device reconkept /tmp/reconkept2.xml --live || fail "detach-device failed"
+    expect_nomatch "$(virsh dumpxml reconkept)" "<alias name='$alias'/>" "$alias in the domain after the unplug"
+    expect_nomatch "$(qom_objects reconkept | tr '\n' ' ')" "vfio-grp$grp2 " "QEMU objects after the unplug"
+    expect_nomatch "$(ls -l "/proc/$pid/fd")" " /dev/vfio/$grp2$" "QEMU's files after the unplug"
+    for _ in $(seq 1 30); do
+        [ "$(dev_driver "$LONE2")" = e1000e ] && break
+        sleep 1
+    done
+    expect_eq "$(dev_driver "$LONE2")" e1000e "driver of $LONE2 after the unplug"
+    expect_eq "$(virtqemud_vfio_fds)" 0 "VFIO files held by the daemon"
+    virsh destroy reconkept || fail "virsh destroy failed"
+    wait_drivers_restored "after destroy"
+}
+scenario "daemon restart: a group object QEMU keeps stops no guest; the next unplug completes" s_reconnect_kept
